@@ -1,0 +1,1 @@
+"""The launcher: builds the consumers' Kubernetes Job and runs it on a cluster or locally."""
