@@ -19,7 +19,9 @@ QUEUE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
 PARTS = (
     "pending",
     "items",
-    "leased",
+    "leases",
+    "owners",
+    "groups",
     "delayed",
     "attempts",
     "dead",
@@ -43,11 +45,13 @@ def check_queue_name(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class QueueKeys:
-    """The eleven keys of one queue."""
+    """The thirteen keys of one queue."""
 
     pending: str
     items: str
-    leased: str
+    leases: str
+    owners: str
+    groups: str
     delayed: str
     attempts: str
     dead: str

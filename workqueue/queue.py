@@ -100,17 +100,16 @@ class Stats:
 
 
 @dataclass(frozen=True, slots=True)
-class Leased:
-    """One leased item: its id, its JSON text, and the attempts already used."""
-
-    id: str
-    text: str
-    attempts: int
-
-
-@dataclass(frozen=True, slots=True)
 class LeaseReply:
-    items: list[Leased]
+    """What one lease call handed out, as three aligned lists, and the queue's counts.
+
+    `attempts[i]` is the number of attempts item `ids[i]` already used, so the
+    attempt about to run is `attempts[i] + 1`.
+    """
+
+    ids: list[str]
+    texts: list[str]
+    attempts: list[int]
     reclaimed: int
     stats: Stats
 
@@ -253,42 +252,59 @@ class Queue:
 
     # -- consuming -----------------------------------------------------------
 
-    def lease(self, token: str, count: int) -> LeaseReply:
-        """Reclaim expired leases, then lease up to `count` items for `token`."""
+    def lease(self, group: str, count: int) -> LeaseReply:
+        """Reclaim expired leases, then lease up to `count` items as lease group `group`.
+
+        `group` must be new and unique: `new_group_name` makes one.
+        """
         s = self.settings
         reply = self._run(
             "lease",
             self._scripts.lease,
-            [token, count, int(s.lease_seconds * 1000), s.max_attempts],
+            [group, count, int(s.lease_seconds * 1000), s.max_attempts],
         )
         stats = Stats.from_reply(reply[1:8], int(reply[8]))
-        items = [Leased(reply[i], reply[i + 1], int(reply[i + 2])) for i in range(9, len(reply), 3)]
-        return LeaseReply(items, int(reply[0]), stats)
+        ids, texts, used = reply[9], reply[10], reply[11]
+        if None in texts:  # ids whose item is missing were not leased
+            keep = [i for i, text in enumerate(texts) if text is not None]
+            ids, texts, used = (
+                [ids[i] for i in keep],
+                [texts[i] for i in keep],
+                [used[i] for i in keep],
+            )
+        attempts = [0 if n is None else int(n) for n in used]
+        return LeaseReply(ids, texts, attempts, int(reply[0]), stats)
 
-    def renew(self, token: str, ids: Iterable[str]) -> list[str]:
-        """Extend the leases of `ids`; returns the ids whose lease was lost."""
-        args: list[Any] = [token, int(self.settings.lease_seconds * 1000), *ids]
-        if len(args) == 2:
+    def renew(self, groups: Iterable[str]) -> list[str]:
+        """Extend the deadline of lease `groups`; returns the groups that were lost."""
+        args: list[Any] = [int(self.settings.lease_seconds * 1000), *groups]
+        if len(args) == 1:
             return []
         return list(self._run("renew", self._scripts.renew, args))
 
-    def ack(self, token: str, done: Sequence[tuple[str, str]]) -> list[str]:
-        """Mark items done; `done` holds (id, result JSON or ""). Returns lost ids."""
-        if not done:
+    def ack(self, group: str, done: Sequence[tuple[str, str]], *, close: bool = False) -> list[str]:
+        """Mark items done; `done` holds (id, result JSON or ""). Returns lost ids.
+
+        `close` says this call settles the group's last items.
+        """
+        if not done and not close:
             return []
-        args: list[Any] = [token]
+        args: list[Any] = [group, "1" if close else "0"]
         for item_id, result in done:
             args.append(item_id)
             args.append(result)
         return list(self._run("ack", self._scripts.ack, args))
 
-    def fail(self, token: str, failures: Sequence[Failure]) -> list[FailOutcome]:
+    def fail(
+        self, group: str, failures: Sequence[Failure], *, close: bool = False
+    ) -> list[FailOutcome]:
         """Record failed attempts: each is retried later or dead-lettered."""
-        if not failures:
+        if not failures and not close:
             return []
         s = self.settings
         args: list[Any] = [
-            token,
+            group,
+            "1" if close else "0",
             s.max_attempts,
             int(s.retry_base_seconds * 1000),
             int(s.retry_max_seconds * 1000),
@@ -303,11 +319,13 @@ class Queue:
             FailOutcome(reply[i], reply[i + 1], int(reply[i + 2])) for i in range(0, len(reply), 3)
         ]
 
-    def release(self, token: str, ids: Sequence[str]) -> int:
+    def release(self, group: str, ids: Sequence[str], *, close: bool = False) -> int:
         """Hand leased items back at once, counting no attempt."""
-        if not ids:
+        if not ids and not close:
             return 0
-        return int(self._run("release", self._scripts.release, [token, *ids]))
+        return int(
+            self._run("release", self._scripts.release, [group, "1" if close else "0", *ids])
+        )
 
     # -- inspecting and administering ----------------------------------------
 
@@ -365,5 +383,10 @@ class Queue:
 
 
 def new_token() -> str:
-    """A fresh lease token: 16 hex characters, as the scripts expect."""
+    """A fresh consumer token: 16 hex characters, unique in practice."""
     return secrets.token_hex(8)
+
+
+def new_group_name(token: str, seq: int) -> str:
+    """The name of a consumer's `seq`-th lease group."""
+    return f"{token}:{seq}"

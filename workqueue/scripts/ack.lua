@@ -1,23 +1,21 @@
 -- ack: mark leased items done, storing an optional result.
--- KEYS: the standard eleven (see _common.lua).
+-- KEYS: the standard thirteen (see _common.lua).
 -- ARGV[1] now ms or ""
--- ARGV[2] lease token of the caller
--- ARGV[3..] id, result pairs; result is a JSON text, or "" for no result
--- An item whose lease the caller no longer holds (it expired and was
--- reclaimed) is not touched: its new owner will ack it.
+-- ARGV[2] the lease group that holds the items
+-- ARGV[3] "1" if this settles the group's last items (the group is closed)
+-- ARGV[4..] id, result pairs; result is a JSON text, or "" for no result
+-- An item the group no longer holds (its lease expired and the item was
+-- reclaimed) is not touched: its new holder will ack it.
 -- Returns the ids whose lease was lost.
-local token = ARGV[2]
-local n = (#ARGV - 2) / 2
-local members = {}
-for k = 1, n do members[k] = token .. '|' .. ARGV[1 + 2 * k] end
-local present = zpresent(K_LEASED, members)
-local held, ids, results, lost = {}, {}, {}, {}
-for k = 1, n do
-    local id = ARGV[1 + 2 * k]
-    if present[k] then
-        held[#held + 1] = members[k]
-        ids[#ids + 1] = id
-        local result = ARGV[2 + 2 * k]
+local group = ARGV[2]
+local ids = {}
+for k = 4, #ARGV, 2 do ids[#ids + 1] = ARGV[k] end
+local held = held_by(group, ids)
+local mine, results, lost = {}, {}, {}
+for k, id in ipairs(ids) do
+    if held[k] then
+        mine[#mine + 1] = id
+        local result = ARGV[3 + 2 * k]
         if result ~= '' then
             results[#results + 1] = id
             results[#results + 1] = result
@@ -26,11 +24,12 @@ for k = 1, n do
         lost[#lost + 1] = id
     end
 end
-if #held > 0 then
-    call_chunked('ZREM', K_LEASED, held)
-    call_chunked('HDEL', K_ITEMS, ids)
-    call_chunked('HDEL', K_ATTEMPTS, ids)
+if #mine > 0 then
+    call_chunked('HDEL', K_OWNERS, mine)
+    call_chunked('HDEL', K_ITEMS, mine)
+    call_chunked('HDEL', K_ATTEMPTS, mine)
     if #results > 0 then call_chunked('HSET', K_RESULTS, results, 2) end
-    redis.call('HINCRBY', K_META, 'done', #held)
+    redis.call('HINCRBY', K_META, 'done', #mine)
 end
+if ARGV[3] == '1' then close_group(group) end
 return lost

@@ -1,5 +1,5 @@
 -- enqueue: add a batch of items to the pending list.
--- KEYS: the standard eleven (see _common.lua).
+-- KEYS: the standard thirteen (see _common.lua).
 -- ARGV[1] now ms or ""
 -- ARGV[2] batch token: a producer-chosen unique string, or "" for none. A
 --         batch whose token was applied in the last 24 hours is not applied

@@ -1,5 +1,5 @@
 -- requeue: move dead-lettered items back to pending with fresh attempts.
--- KEYS: the standard eleven (see _common.lua).
+-- KEYS: the standard thirteen (see _common.lua).
 -- ARGV[1] now ms or ""
 -- ARGV[2] most items to move (the oldest dead first)
 -- Returns the number of items moved.
