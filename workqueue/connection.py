@@ -62,6 +62,7 @@ class Connection:
         client: Any = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        check_version: bool = True,
     ) -> None:
         self.settings = settings
         self.url = settings.redacted_url()
@@ -78,7 +79,8 @@ class Connection:
                 retry_on_timeout=False,
             )
         self.client = client
-        self._checked = False
+        # fakeredis has no INFO; workqueue.testing turns the check off.
+        self._checked = not check_version
 
     def __repr__(self) -> str:
         return f"Connection({self.url!r})"
@@ -136,10 +138,11 @@ class Connection:
                     "commands listed in docs/security.md)"
                 )
             return self._auth_error(exc)
-        if upper.startswith("OOM") or "OOM COMMAND NOT ALLOWED" in upper:
+        if isinstance(exc, redis.exceptions.OutOfMemoryError) or upper.startswith("OOM"):
             return ServerOutOfMemoryError(
                 f"Redis at {self.url} is at its memory limit (maxmemory) and refused "
-                f"{what}: nothing of this call was applied; free memory or raise the limit"
+                f"{what}: nothing of this call was applied (a script is refused before its "
+                "first write); free memory or raise the limit"
             )
         if "UNKNOWN COMMAND" in upper or "WRONG NUMBER OF ARGUMENTS" in upper:
             return ServerTooOldError(
