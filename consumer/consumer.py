@@ -24,7 +24,6 @@ costs few round trips and a slow one does not hoard items its peers could run.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import signal
@@ -45,7 +44,7 @@ from workqueue.errors import (
     PermanentError,
     WorkqueueError,
 )
-from workqueue.queue import Failure, LeaseReply, Queue, new_group_name, new_token
+from workqueue.queue import Failure, LeaseReply, Queue, new_token
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +65,7 @@ class _BadItem(PermanentError):
 class _Lease:
     """A lease call made on a thread of its own, so it can run while a batch is handled."""
 
-    def __init__(self, consumer: Consumer, group: str, wanted: int) -> None:
-        self.group = group
+    def __init__(self, consumer: Consumer, wanted: int) -> None:
         self._consumer = consumer
         self._wanted = wanted
         self._reply: LeaseReply | None = None
@@ -77,7 +75,7 @@ class _Lease:
 
     def _run(self) -> None:
         try:
-            self._reply = self._consumer.queue.lease(self.group, self._wanted)
+            self._reply = self._consumer.queue.lease(self._consumer.token, self._wanted)
         except BaseException as exc:  # re-raised in the worker by result()
             self._error = exc
 
@@ -151,7 +149,6 @@ class Consumer:
         self._budget = self.options.max_items
         self._loop: asyncio.AbstractEventLoop | None = None
         self._async = is_async(handler)
-        self._seq = itertools.count(1)
 
     # -- the main thread ------------------------------------------------------
 
@@ -321,8 +318,7 @@ class Consumer:
             self._fail_fatally(exc)
 
     def _lease(self, wanted: int) -> _Lease:
-        group = new_group_name(self.token, next(self._seq))
-        return _Lease(self, group, wanted)
+        return _Lease(self, wanted)
 
     def _work_loop(self) -> None:
         batch = 1
@@ -339,7 +335,8 @@ class Consumer:
                         continue
                     ahead = self._lease(wanted)
                 current, ahead = ahead, None
-                group, reply = current.group, current.result()
+                reply = current.result()
+                group = reply.group
                 if reply.ids:
                     poll = FIRST_POLL_SECONDS
                     if batch >= PREFETCH_MIN_BATCH and not self._wake.is_set():
@@ -369,8 +366,8 @@ class Consumer:
                 # Stopping with a batch leased ahead: none of it started.
                 reply = ahead.result()
                 if reply.ids:
-                    self.book.add(ahead.group, reply.ids)
-                    self._release_unstarted(ahead.group, reply.ids)
+                    self.book.add(reply.group, reply.ids)
+                    self._release_unstarted(reply.group, reply.ids)
 
     def _on_lease(self, wanted: int, reply: LeaseReply) -> None:
         self._return_budget(wanted - len(reply.ids))

@@ -8,6 +8,7 @@ tested without sleeping.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socketserver
 import threading
@@ -27,7 +28,7 @@ from workqueue.errors import (
     ServerOutOfMemoryError,
     ServerTooOldError,
 )
-from workqueue.queue import Failure, Queue, check_item_id, new_group_name, new_token
+from workqueue.queue import Failure, Queue, check_item_id, new_token
 from workqueue.settings import load_settings
 from workqueue.testing import ManualClock, memory_queue
 
@@ -62,7 +63,8 @@ def env(
 
 
 def group() -> str:
-    return new_group_name(new_token(), 1)
+    """A fresh consumer token; each lease under it names a new group."""
+    return new_token()
 
 
 def test_enqueue_skips_ids_seen_before_and_repeated_within_a_batch(env) -> None:
@@ -110,21 +112,22 @@ def test_a_sealed_queue_refuses_new_items_and_changes_nothing(env) -> None:
 def test_finished_needs_seal_and_nothing_pending_leased_or_delayed(env) -> None:
     q, clock = env
     q.enqueue_texts(["1", "2"], ids=["a", "b"])
-    g = group()
-    q.lease(g, 1)
+    g = q.lease(group(), 1).group
     assert not q.stats().finished
     q.seal()
     stats = q.stats()
     assert stats.sealed and not stats.finished and stats.leased == 1 and stats.pending == 1
     q.fail(g, [Failure("a", 1, ValueError("x"))], close=True)
     assert q.stats().delayed == 1 and not q.stats().finished
-    g2 = group()
-    assert q.lease(g2, 5).ids == ["b"]  # "a" is not due yet
+    lease = q.lease(group(), 5)
+    g2 = lease.group
+    assert lease.ids == ["b"]  # "a" is not due yet
     q.ack(g2, [("b", "")], close=True)
     assert not q.stats().finished
     clock.advance(61)
-    g3 = group()
-    assert q.lease(g3, 5).ids == ["a"]
+    lease = q.lease(group(), 5)
+    g3 = lease.group
+    assert lease.ids == ["a"]
     q.ack(g3, [("a", "")], close=True)
     final = q.stats()
     assert final.finished and final.done == 2 and final.as_dict()["finished"] is True
@@ -133,8 +136,8 @@ def test_finished_needs_seal_and_nothing_pending_leased_or_delayed(env) -> None:
 def test_ack_stores_results_and_counts_done_once(env) -> None:
     q, _ = env
     q.enqueue_texts(["1", "2"], ids=["a", "b"])
-    g = group()
-    reply = q.lease(g, 2)
+    reply = q.lease(group(), 2)
+    g = reply.group
     assert reply.attempts == [0, 0] and reply.stats.leased == 2
     assert q.ack(g, [("a", '{"ok":true}'), ("b", "")], close=True) == []
     assert q.ack(g, [("a", '"again"')]) == ["a"]  # a second ack is refused
@@ -147,8 +150,7 @@ def test_ack_stores_results_and_counts_done_once(env) -> None:
 def test_an_expired_lease_is_reclaimed_with_an_attempt_and_its_old_holder_cannot_ack(env) -> None:
     q, clock = env
     q.enqueue_texts(["1"], ids=["a"])
-    dead_peer = group()
-    q.lease(dead_peer, 1)
+    dead_peer = q.lease(group(), 1).group
     clock.advance(5)
     survivor = group()
     early = q.lease(survivor, 1)
@@ -157,10 +159,11 @@ def test_an_expired_lease_is_reclaimed_with_an_attempt_and_its_old_holder_cannot
     reply = q.lease(survivor, 1)
     assert reply.reclaimed == 1
     assert reply.ids == ["a"] and reply.attempts == [1]
+    assert reply.group != early.group
     assert q.ack(dead_peer, [("a", '"stale"')], close=True) == ["a"]
     assert q.fail(dead_peer, [Failure("a", 1, ValueError("late"))])[0].outcome == "lost"
     assert q.release(dead_peer, ["a"]) == 0
-    assert q.ack(survivor, [("a", '"fresh"')], close=True) == []
+    assert q.ack(reply.group, [("a", '"fresh"')], close=True) == []
     stats = q.stats()
     assert stats.done == 1 and stats.leased == 0 and stats.pending == 0
     assert q.result("a") == "fresh"
@@ -170,8 +173,7 @@ def test_reclaim_dead_letters_an_item_whose_attempts_ran_out(env) -> None:
     q, clock = env
     q.enqueue_texts(["1"], ids=["a"])
     for _ in range(3):
-        g = group()
-        q.lease(g, 1)
+        q.lease(group(), 1)
         clock.advance(11)
     reply = q.lease(group(), 1)
     assert reply.reclaimed == 1 and reply.ids == []
@@ -183,15 +185,13 @@ def test_reclaim_dead_letters_an_item_whose_attempts_ran_out(env) -> None:
 def test_renew_keeps_a_lease_past_its_first_deadline_and_reports_lost_groups(env) -> None:
     q, clock = env
     q.enqueue_texts(["1"], ids=["a"])
-    g = group()
-    q.lease(g, 1)
+    g = q.lease(group(), 1).group
     clock.advance(8)
     assert q.renew([g, "gone:1"]) == ["gone:1"]
     clock.advance(8)  # 16 s after the lease, 8 s after the renewal
     assert q.lease(group(), 1).reclaimed == 0
     clock.advance(3)
-    other = group()
-    assert q.lease(other, 1).reclaimed == 1
+    assert q.lease(group(), 1).reclaimed == 1
     assert q.renew([g]) == [g]
 
 
@@ -200,8 +200,9 @@ def test_fail_retries_with_growing_jittered_delays_then_dead_letters(env) -> Non
     q.enqueue_texts(['{"n":1}'], ids=["a"])
     delays = []
     for attempt in (1, 2):
-        g = group()
-        assert q.lease(g, 1).attempts == [attempt - 1]
+        lease = q.lease(group(), 1)
+        g = lease.group
+        assert lease.attempts == [attempt - 1]
         [out] = q.fail(g, [Failure("a", attempt, ValueError(f"boom {attempt}"))], close=True)
         assert out.outcome == "retry"
         delays.append(out.delay_ms)
@@ -210,8 +211,7 @@ def test_fail_retries_with_growing_jittered_delays_then_dead_letters(env) -> Non
         clock.advance(0.02)
     assert 1000 <= delays[0] <= 2000  # 2 s base, jittered to [d/2, d]
     assert 2000 <= delays[1] <= 4000  # doubled
-    g = group()
-    q.lease(g, 1)
+    g = q.lease(group(), 1).group
     [out] = q.fail(g, [Failure("a", 3, ValueError("boom 3"))], close=True)
     assert out.outcome == "dead"
     [dead] = q.dead_items()
@@ -233,8 +233,7 @@ def test_fail_retries_with_growing_jittered_delays_then_dead_letters(env) -> Non
 def test_a_permanent_failure_dead_letters_at_once(env) -> None:
     q, _ = env
     q.enqueue_texts(["1"], ids=["a"])
-    g = group()
-    q.lease(g, 1)
+    g = q.lease(group(), 1).group
     [out] = q.fail(g, [Failure("a", 1, ValueError("never"), permanent=True)], close=True)
     assert out.outcome == "dead"
     assert q.stats().dead == 1
@@ -243,8 +242,7 @@ def test_a_permanent_failure_dead_letters_at_once(env) -> None:
 def test_release_hands_items_back_first_without_counting_an_attempt(env) -> None:
     q, _ = env
     q.enqueue_texts(["1", "2", "3"], ids=["a", "b", "c"])
-    g = group()
-    q.lease(g, 2)
+    g = q.lease(group(), 2).group
     assert q.release(g, ["a", "b"], close=True) == 2
     reply = q.lease(group(), 3)
     assert sorted(reply.ids[:2]) == ["a", "b"] and reply.ids[2] == "c"
@@ -254,8 +252,7 @@ def test_release_hands_items_back_first_without_counting_an_attempt(env) -> None
 def test_requeue_moves_dead_items_back_with_fresh_attempts(env) -> None:
     q, _ = env
     q.enqueue_texts(["1", "2"], ids=["a", "b"])
-    g = group()
-    q.lease(g, 2)
+    g = q.lease(group(), 2).group
     q.fail(g, [Failure(i, 1, ValueError("x"), permanent=True) for i in "ab"], close=True)
     assert q.requeue_dead() == 2
     reply = q.lease(group(), 5)
@@ -266,8 +263,7 @@ def test_requeue_moves_dead_items_back_with_fresh_attempts(env) -> None:
 def test_delete_removes_every_key_of_the_queue(env) -> None:
     q, _ = env
     q.enqueue_texts(["1"], ids=["a"])
-    g = group()
-    q.lease(g, 1)
+    g = q.lease(group(), 1).group
     q.ack(g, [("a", '"r"')])
     q.seal()
     assert q.delete() > 0
@@ -279,8 +275,8 @@ def test_leasing_more_than_a_lua_unpack_allows_works(env) -> None:
     q, _ = env
     for start in range(0, 6000, 2000):
         q.enqueue_texts([str(n) for n in range(start, start + 2000)])
-    g = group()
-    reply = q.lease(g, 2000)
+    reply = q.lease(group(), 2000)
+    g = reply.group
     assert len(reply.ids) == 2000
     assert q.ack(g, [(i, "") for i in reply.ids], close=True) == []
     assert q.stats().done == 2000
@@ -319,8 +315,8 @@ def test_ids_with_key_like_characters_stay_inside_their_queue(env) -> None:
     q, _ = env
     tricky = ["{other}:pending", "*", "a|b", "x:y:z", "' or 1=1 --", "ключ"]
     q.enqueue_texts([json.dumps(t) for t in tricky], ids=tricky)
-    g = group()
-    reply = q.lease(g, 10)
+    reply = q.lease(group(), 10)
+    g = reply.group
     assert reply.ids == tricky
     q.ack(g, [(i, json.dumps(i)) for i in tricky], close=True)
     assert q.stats().done == len(tricky)
@@ -404,3 +400,34 @@ def test_server_refusing_writes_at_its_memory_limit_is_a_clear_error(
     assert q.stats().pending == 1
     assert q.lease(group(), 5).ids == ["kept"]
     q.delete()
+
+
+def test_a_lease_whose_reply_was_lost_is_retried_under_a_new_group_and_reclaimed_later(
+    env,
+) -> None:
+    q, clock = env
+    q.enqueue_texts(["1", "2", "3"], ids=["a", "b", "c"])
+    real = q._scripts.lease
+    lost_once = []
+
+    def flaky(**kwargs):
+        reply = real(**kwargs)
+        if not lost_once:
+            lost_once.append(kwargs["args"][1])  # the group of the lost try
+            raise redis.ConnectionError("connection dropped after the server ran the script")
+        return reply
+
+    q._scripts = dataclasses.replace(q._scripts, lease=flaky)
+    q.connection._sleep = lambda s: None
+    reply = q.lease(group(), 1)
+    assert reply.group != lost_once[0]
+    assert reply.ids == ["b"]  # "a" went to the lost group
+    q.ack(reply.group, [("b", "")], close=True)
+    clock.advance(11)
+    later = q.lease(group(), 5)
+    assert later.reclaimed == 1
+    assert sorted(later.ids) == ["a", "c"]
+    assert later.attempts[later.ids.index("a")] == 1
+    q.ack(later.group, [(i, "") for i in later.ids], close=True)
+    q.seal()
+    assert q.stats().finished and q.stats().done == 3

@@ -11,6 +11,7 @@ the consumer decodes item text with `json.loads`, and so does every reader here.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import secrets
@@ -107,6 +108,7 @@ class LeaseReply:
     attempt about to run is `attempts[i] + 1`.
     """
 
+    group: str
     ids: list[str]
     texts: list[str]
     attempts: list[int]
@@ -184,6 +186,7 @@ class Queue:
         self._scripts = Scripts.register(connection.client)
         self._now = now_ms
         self._rng = rng or random.Random()
+        self._groups = itertools.count(1)
 
     @classmethod
     def from_settings(cls, name: str, settings: Settings) -> Queue:
@@ -252,17 +255,25 @@ class Queue:
 
     # -- consuming -----------------------------------------------------------
 
-    def lease(self, group: str, count: int) -> LeaseReply:
-        """Reclaim expired leases, then lease up to `count` items as lease group `group`.
+    def lease(self, token: str, count: int) -> LeaseReply:
+        """Reclaim expired leases, then lease up to `count` items as a new lease group.
 
-        `group` must be new and unique: `new_group_name` makes one.
+        The group is named from the consumer's `token` and a counter; the reply
+        says which. Each try of a retried call uses a new name: if a reply was
+        lost in transit, the group it named is unknown to the caller and is
+        reclaimed when its lease expires, rather than being mixed up with the
+        group of the retry.
         """
         s = self.settings
-        reply = self._run(
-            "lease",
-            self._scripts.lease,
-            [group, count, int(s.lease_seconds * 1000), s.max_attempts],
-        )
+        args = [count, int(s.lease_seconds * 1000), s.max_attempts]
+        used_group = ""
+
+        def call() -> Any:
+            nonlocal used_group
+            used_group = new_group_name(token, next(self._groups))
+            return self._scripts.lease(keys=self._keys, args=[self._time_arg(), used_group, *args])
+
+        reply = self.connection.run("lease", call, queue=self.name)
         stats = Stats.from_reply(reply[1:8], int(reply[8]))
         ids, texts, used = reply[9], reply[10], reply[11]
         if None in texts:  # ids whose item is missing were not leased
@@ -273,7 +284,7 @@ class Queue:
                 [used[i] for i in keep],
             )
         attempts = [0 if n is None else int(n) for n in used]
-        return LeaseReply(ids, texts, attempts, int(reply[0]), stats)
+        return LeaseReply(used_group, ids, texts, attempts, int(reply[0]), stats)
 
     def renew(self, groups: Iterable[str]) -> list[str]:
         """Extend the deadline of lease `groups`; returns the groups that were lost."""
