@@ -421,6 +421,11 @@ class Consumer:
         self.book.drop(group)
 
     def _call(self, item_id: str, text: str, attempt: int) -> str:
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _BadItem("the item's text is not valid UTF-8") from None
         try:
             data = json.loads(text)
         except ValueError as exc:
@@ -443,9 +448,10 @@ class Consumer:
             raise _NotJSONResult(
                 f"the handler returned a {type(value).__name__} that is not JSON: {exc}"
             ) from None
-        if len(text) > self.settings.max_item_bytes:
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > self.settings.max_item_bytes:
             raise _NotJSONResult(
-                f"the handler's result is {len(text)} bytes, above the limit of "
+                f"the handler's result is {size} bytes, above the limit of "
                 f"{self.settings.max_item_bytes} (WORKQUEUE_MAX_ITEM_BYTES)"
             )
         return text

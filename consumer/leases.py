@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 
-from workqueue.errors import WorkqueueError
+from workqueue.errors import ServerOutOfMemoryError, WorkqueueError
 from workqueue.queue import Queue
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,12 @@ class Heartbeat(threading.Thread):
                 continue
             try:
                 lost = self.queue.renew(groups)
+            except ServerOutOfMemoryError as exc:
+                # The server refuses the renewal's write at its memory limit.
+                # Work goes on; should the limit last past the lease, peers
+                # reclaim the items and this process's acks are refused.
+                log.warning("could not renew leases, trying again: %s", exc)
+                continue
             except WorkqueueError as exc:
                 self.on_error(exc)
                 return

@@ -31,7 +31,9 @@ def load_handler(path: str) -> Handler:
         sys.path.insert(0, cwd)
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
+        # SystemExit too: a module that exits at import must not end the
+        # consumer with its code (exit 0 would tell the Job all work is done).
         raise UsageError(
             f"handler {path!r}: module {module_name!r} failed to import: "
             f"{type(exc).__name__}: {exc}"

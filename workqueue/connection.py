@@ -33,6 +33,7 @@ from workqueue.errors import (
     ServerOutOfMemoryError,
     ServerTooOldError,
     ServerUnavailableError,
+    UsageError,
     WorkqueueError,
 )
 from workqueue.settings import Settings, redact_url
@@ -69,15 +70,29 @@ class Connection:
         self._sleep = sleep
         self._clock = clock
         if client is None:
-            client = redis.Redis.from_url(
-                settings.redis_url.get_secret_value(),
-                decode_responses=True,
-                socket_timeout=settings.socket_timeout,
-                socket_connect_timeout=min(settings.socket_timeout, 5.0),
-                health_check_interval=30,
-                retry=None,
-                retry_on_timeout=False,
-            )
+            try:
+                client = redis.Redis.from_url(
+                    settings.redis_url.get_secret_value(),
+                    decode_responses=True,
+                    # An item that is not UTF-8 (written by some other client)
+                    # must not break a whole lease reply: its bytes are kept as
+                    # surrogates, and the consumer dead-letters that item.
+                    encoding_errors="surrogateescape",
+                    socket_timeout=settings.socket_timeout,
+                    socket_connect_timeout=min(settings.socket_timeout, 5.0),
+                    health_check_interval=30,
+                    retry=None,
+                    retry_on_timeout=False,
+                )
+                # Building one connection object (it does not connect) checks
+                # the URL's options now rather than at the first command.
+                pool = client.connection_pool
+                pool.connection_class(**pool.connection_kwargs)
+            except (ValueError, TypeError, redis.RedisError) as exc:
+                raise UsageError(
+                    f"invalid Redis URL {self.url!r} (WORKQUEUE_REDIS_URL or --redis-url): "
+                    f"{_clean(exc, settings)}"
+                ) from None
         self.client = client
         # fakeredis has no INFO; workqueue.testing turns the check off.
         self._checked = not check_version
@@ -131,8 +146,9 @@ class Connection:
         upper = text.upper()
         if "WQSEALED" in upper:
             return QueueSealedError(queue or "?")
-        if upper.startswith(("NOAUTH", "WRONGPASS")) or "NOPERM" in upper:
-            if "NOPERM" in upper:
+        denied = isinstance(exc, redis.exceptions.NoPermissionError) or "NOPERM" in upper
+        if upper.startswith(("NOAUTH", "WRONGPASS")) or denied:
+            if denied:
                 return ServerAuthError(
                     f"Redis at {self.url} denied {what}: {text} (the ACL user needs the "
                     "commands listed in docs/security.md)"
@@ -167,7 +183,7 @@ class Connection:
             raise ServerTooOldError(
                 f"Redis at {self.url} is version {found}; workqueue needs "
                 f"{'.'.join(map(str, MIN_SERVER_VERSION))} or newer "
-                "(for LPOP with a count, SMISMEMBER and ZMSCORE)"
+                "(for LPOP with a count and SMISMEMBER)"
             )
         self._checked = True
 

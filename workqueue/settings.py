@@ -18,7 +18,7 @@ from workqueue.errors import UsageError
 
 ENV_PREFIX = "WORKQUEUE_"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
-_URL_SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys")
+_URL_SCHEMES = ("redis", "rediss", "unix")
 
 
 def redact_url(url: str) -> str:
@@ -27,16 +27,28 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable URL>"
+    query = parts.query
+    if query:
+        pairs = []
+        for piece in query.split("&"):
+            key, sep, _ = piece.partition("=")
+            pairs.append(f"{key}=***" if sep and key.lower() == "password" else piece)
+        query = "&".join(pairs)
     if parts.password is None:
-        return url
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
     user = parts.username or ""
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
     netloc = f"{user}:***@{host}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+        netloc += ":<bad port>"
+    if port is not None:
+        netloc += f":{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 class Settings(BaseSettings):
@@ -91,6 +103,10 @@ class Settings(BaseSettings):
                 f"URL {redact_url(raw)!r} must start with one of "
                 + ", ".join(f"{s}://" for s in _URL_SCHEMES)
             )
+        try:
+            urlsplit(raw).port  # noqa: B018 - parsing it is the check
+        except ValueError:
+            raise ValueError(f"URL {redact_url(raw)!r} has a port that is not a number") from None
         return value
 
     def redacted_url(self) -> str:
