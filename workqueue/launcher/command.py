@@ -190,13 +190,13 @@ def _launch_local(args: argparse.Namespace, opts: JobOptions, job: Any) -> int:
 def _launch_kubernetes(args: argparse.Namespace, obj: Any) -> int:
     from workqueue.launcher.kube import KubeBackend  # noqa: PLC0415 - heavy import
 
+    if args.schedule:
+        raise UsageError(
+            "--schedule needs --dry-run: create CronJobs with kubectl, "
+            "workqueue launch --schedule ... --dry-run | kubectl apply -f -"
+        )
     with KubeBackend(kubeconfig=args.kubeconfig, context=args.context) as backend:
         namespace = args.namespace or backend.default_namespace
-        if args.schedule:
-            raise UsageError(
-                "creating CronJobs is done with kubectl: "
-                "workqueue launch --schedule ... --dry-run | kubectl apply -f -"
-            )
         created = backend.create_job(obj, namespace)
         name = str(created.metadata.name if created.metadata else obj.metadata.name)
         print(f"created Job {namespace}/{name} on {backend.server}", file=sys.stderr)

@@ -113,7 +113,11 @@ def _demo(args: argparse.Namespace) -> int:
     name = args.queue or f"demo-{suffix}"
     with ExitStack() as stack:
         url = args.redis_url or os.environ.get("WORKQUEUE_REDIS_URL")
-        where = "the server in WORKQUEUE_REDIS_URL"
+        where = (
+            "the server given by --redis-url"
+            if args.redis_url
+            else ("the server in WORKQUEUE_REDIS_URL")
+        )
         if not url:
             url = stack.enter_context(embedded_server())
             where = "an embedded valkey server"
