@@ -1,0 +1,1 @@
+"""Throughput benchmarks of workqueue against its peers; run ``benchmarks/compare.py``."""

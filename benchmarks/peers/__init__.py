@@ -1,0 +1,1 @@
+"""What each compared system runs: its no-op handler or job, and the docs' lease queue."""
