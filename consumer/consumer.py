@@ -29,6 +29,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -60,6 +61,27 @@ class _NotJSONResult(PermanentError):
 
 class _BadItem(PermanentError):
     """The item's text in Redis is not JSON (written by a foreign producer)."""
+
+
+class _Background:
+    """A call run on a thread of its own; `wait()` joins it and re-raises its error."""
+
+    def __init__(self, call: Callable[[], None]) -> None:
+        self._call = call
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="workqueue-settle", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._call()
+        except BaseException as exc:  # re-raised in the worker by wait()
+            self._error = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 class _Lease:
@@ -327,6 +349,7 @@ class Consumer:
         poll = FIRST_POLL_SECONDS
         max_batch = min(self.settings.batch_size, 2000)
         ahead: _Lease | None = None  # a lease already asked for while the last batch ran
+        settling: _Background | None = None  # the last batch's acks, still in flight
         try:
             while not self._wake.is_set():
                 if ahead is None:
@@ -347,7 +370,15 @@ class Consumer:
                         wanted = self._take_budget(batch)
                         ahead = self._lease(wanted) if wanted else None
                     began = time.monotonic()
-                    self._handle_batch(group, reply)
+                    if ahead is not None:
+                        # Fast items: the acks of this batch go out while the next
+                        # batch runs; one batch of acks in flight at a time.
+                        settle = self._handle_batch(group, reply, defer=True)
+                        if settling is not None:
+                            settling.wait()
+                        settling = _Background(settle) if settle is not None else None
+                    else:
+                        self._handle_batch(group, reply)
                     per_item = (time.monotonic() - began) / len(reply.ids)
                     batch = max(1, min(max_batch, int(TARGET_BATCH_SECONDS / max(per_item, 1e-6))))
                     continue
@@ -364,6 +395,8 @@ class Consumer:
                 self._wake.wait(wait)
                 poll = min(poll * 2, self.settings.poll_seconds)
         finally:
+            if settling is not None:
+                settling.wait()
             if ahead is not None:
                 # Stopping with a batch leased ahead: none of it started.
                 reply = ahead.result()
@@ -378,7 +411,10 @@ class Consumer:
                 self.summary.reclaimed += reply.reclaimed
             log.info("reclaimed %d item(s) whose lease expired", reply.reclaimed)
 
-    def _handle_batch(self, group: str, batch: LeaseReply) -> None:
+    def _handle_batch(
+        self, group: str, batch: LeaseReply, *, defer: bool = False
+    ) -> Callable[[], None] | None:
+        """Run the batch's items; settle them now, or return the call that settles them."""
         ids = batch.ids
         self.book.add(group, ids)
         acks: list[tuple[str, str]] = []
@@ -391,7 +427,7 @@ class Consumer:
             if self._stop.is_set():
                 self._flush(group, acks, fails, close=False)
                 self._release_unstarted(group, ids[index:])
-                return
+                return None
             if self.book.is_lost(group):
                 log.warning(
                     "skipping %d unstarted item(s) of a lost lease group; peers run them",
@@ -422,8 +458,15 @@ class Consumer:
                 self._flush(group, acks, fails, close=False)
                 acks, fails = [], []
                 flushed = now
-        self._flush(group, acks, fails, close=True)
-        self.book.drop(group)
+
+        def settle() -> None:
+            self._flush(group, acks, fails, close=True)
+            self.book.drop(group)
+
+        if defer:
+            return settle
+        settle()
+        return None
 
     def _call(self, item_id: str, text: str, attempt: int) -> str:
         if not text.isascii():

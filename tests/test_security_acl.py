@@ -275,7 +275,7 @@ def test_a_user_of_queue_a_gets_exit_3_naming_the_refused_key_on_queue_b(
         assert ran.returncode == 3, str(ran)
         assert_clean(ran, producer_pw, consumer_pw)
         message = error_of(ran)
-        assert f"refused {what}: " in message, message
+        assert f"denied {what}: " in message, message
         assert KEY_REFUSED.search(message), message
         assert "***@" in message
     assert redacted in error_of(runs["stats"])
