@@ -85,26 +85,19 @@ class _Background:
 
 
 class _Lease:
-    """A lease call made on a thread of its own, so it can run while a batch is handled."""
+    """A lease call made in the background, so it can run while a batch is handled."""
 
     def __init__(self, consumer: Consumer, wanted: int) -> None:
         self._consumer = consumer
         self._wanted = wanted
         self._reply: LeaseReply | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="workqueue-lease", daemon=True)
-        self._thread.start()
+        self._call = _Background(self._run)
 
     def _run(self) -> None:
-        try:
-            self._reply = self._consumer.queue.lease(self._consumer.token, self._wanted)
-        except BaseException as exc:  # re-raised in the worker by result()
-            self._error = exc
+        self._reply = self._consumer.queue.lease(self._consumer.token, self._wanted)
 
     def result(self) -> LeaseReply:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
+        self._call.wait()
         assert self._reply is not None
         self._consumer._on_lease(self._wanted, self._reply)
         return self._reply
