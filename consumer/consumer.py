@@ -94,7 +94,12 @@ class _Lease:
         self._call = _Background(self._run)
 
     def _run(self) -> None:
-        self._reply = self._consumer.queue.lease(self._consumer.token, self._wanted)
+        reply = self._consumer.queue.lease(self._consumer.token, self._wanted)
+        # Into the book at once, so the heartbeat renews this batch while the
+        # previous one still runs (a slow item there must not expire it).
+        if reply.ids:
+            self._consumer.book.add(reply.group, reply.ids)
+        self._reply = reply
 
     def result(self) -> LeaseReply:
         self._call.wait()
@@ -414,6 +419,7 @@ class Consumer:
         fails: list[tuple[Failure, float]] = []
         loud = log.isEnabledFor(logging.INFO)
         flushed = time.monotonic()
+        skipped = False
         for index, (item_id, text, used) in enumerate(
             zip(ids, batch.texts, batch.attempts, strict=True)
         ):
@@ -429,6 +435,7 @@ class Consumer:
                 # They were never handled here: give their share of a
                 # --max-items budget back, or the count could never be reached.
                 self._return_budget(len(ids) - index)
+                skipped = True
                 break
             began = time.perf_counter()
             attempt = used + 1
@@ -453,7 +460,10 @@ class Consumer:
                 flushed = now
 
         def settle() -> None:
-            self._flush(group, acks, fails, close=True)
+            # A group with skipped items is left to expire rather than closed:
+            # should it still hold them (an ack retried after a lost reply looks
+            # like a loss), closing it would leave them owned by no lease.
+            self._flush(group, acks, fails, close=not skipped)
             self.book.drop(group)
 
         if defer:

@@ -103,9 +103,20 @@ class Connection:
     def close(self) -> None:
         self.client.close()
 
-    def run(self, what: str, call: Callable[[], T], *, queue: str | None = None) -> T:
-        """Run `call`, retrying transport errors; `what` names it in messages."""
-        backoff = ExponentialWithJitterBackoff(cap=5.0, base=0.05)
+    def run(
+        self,
+        what: str,
+        call: Callable[[], T],
+        *,
+        queue: str | None = None,
+        max_delay: float = 5.0,
+    ) -> T:
+        """Run `call`, retrying transport errors; `what` names it in messages.
+
+        Retries wait at most `max_delay` seconds each, so a call whose timing
+        matters (a lease renewal) resumes soon after the server is back.
+        """
+        backoff = ExponentialWithJitterBackoff(cap=max_delay, base=0.05)
         deadline = self._clock() + self.settings.redis_retry_seconds
         failures = 0
         while True:

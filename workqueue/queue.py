@@ -288,10 +288,18 @@ class Queue:
 
     def renew(self, groups: Iterable[str]) -> list[str]:
         """Extend the deadline of lease `groups`; returns the groups that were lost."""
-        args: list[Any] = [int(self.settings.lease_seconds * 1000), *groups]
+        lease = self.settings.lease_seconds
+        args: list[Any] = [int(lease * 1000), *groups]
         if len(args) == 1:
             return []
-        return list(self._run("renew", self._scripts.renew, args))
+        return list(
+            self.connection.run(
+                "renew",
+                lambda: self._scripts.renew(keys=self._keys, args=[self._time_arg(), *args]),
+                queue=self.name,
+                max_delay=min(5.0, lease / 6),
+            )
+        )
 
     def ack(self, group: str, done: Sequence[tuple[str, str]], *, close: bool = False) -> list[str]:
         """Mark items done; `done` holds (id, result JSON or ""). Returns lost ids.
