@@ -98,12 +98,13 @@ def drain(url: str, name: str, items: int, consumers: int) -> dict[str, Any]:
     procs = [subprocess.Popen(argv, env=env, stderr=subprocess.PIPE) for _ in range(consumers)]
     first_100k = None
     samples: list[list[int]] = []
+    peaks = [0] * consumers
     while any(p.poll() is None for p in procs):
         done = stats_queue.stats().done
         if first_100k is None and done >= min(CHECKPOINT, items):
             first_100k = time.perf_counter() - began
         samples.append([rss_kib(p.pid, "VmRSS") for p in procs if p.poll() is None])
-        peaks = [rss_kib(p.pid, "VmHWM") for p in procs]
+        peaks = [max(old, rss_kib(p.pid, "VmHWM")) for old, p in zip(peaks, procs, strict=True)]
         time.sleep(0.2)
     total = time.perf_counter() - began
     codes = [p.wait() for p in procs]
