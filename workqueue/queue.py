@@ -202,11 +202,12 @@ class Queue:
         now = self._now()
         return "" if now is None else str(int(now))
 
-    def _run(self, what: str, script: Any, args: list[Any]) -> Any:
+    def _run(self, what: str, script: Any, args: list[Any], max_delay: float = 5.0) -> Any:
         return self.connection.run(
             what,
             lambda: script(keys=self._keys, args=[self._time_arg(), *args]),
             queue=self.name,
+            max_delay=max_delay,
         )
 
     # -- producing ---------------------------------------------------------
@@ -287,19 +288,16 @@ class Queue:
         return LeaseReply(used_group, ids, texts, attempts, int(reply[0]), stats)
 
     def renew(self, groups: Iterable[str]) -> list[str]:
-        """Extend the deadline of lease `groups`; returns the groups that were lost."""
+        """Extend the deadline of lease `groups`; returns the groups that were lost.
+
+        A dropped connection is retried with at most a sixth of the lease
+        between tries, so renewals resume soon after an outage.
+        """
         lease = self.settings.lease_seconds
         args: list[Any] = [int(lease * 1000), *groups]
         if len(args) == 1:
             return []
-        return list(
-            self.connection.run(
-                "renew",
-                lambda: self._scripts.renew(keys=self._keys, args=[self._time_arg(), *args]),
-                queue=self.name,
-                max_delay=min(5.0, lease / 6),
-            )
-        )
+        return list(self._run("renew", self._scripts.renew, args, max_delay=min(5.0, lease / 6)))
 
     def ack(self, group: str, done: Sequence[tuple[str, str]], *, close: bool = False) -> list[str]:
         """Mark items done; `done` holds (id, result JSON or ""). Returns lost ids.
